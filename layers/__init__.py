@@ -1,10 +1,15 @@
 """Module-style layers for minigrad, including the whole dropout family."""
 
+from layers.attention import CausalSelfAttention
+from layers.conv import AvgPool2d, Conv2d, MaxPool2d
+from layers.embedding import Embedding
+from layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from layers.activations import GELU, Flatten, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from layers.linear import Linear
 from layers.module import Module, Parameter, Sequential
 
 __all__ = [
-    "GELU", "Flatten", "Identity", "LeakyReLU", "Linear", "Module", "Parameter", "ReLU",
+    "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CausalSelfAttention", "Conv2d", "Embedding",
+    "LayerNorm", "MaxPool2d", "GELU", "Flatten", "Identity", "LeakyReLU", "Linear", "Module", "Parameter", "ReLU",
     "Sequential", "Sigmoid", "Tanh",
 ]

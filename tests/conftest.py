@@ -1,0 +1,62 @@
+"""Shared fixtures: every test body runs on each array backend present.
+
+Backends: "numpy" (device "cpu"), "strict" (NumPy arrays that refuse implicit host
+conversion, as CuPy does: it catches host-only calls in CI, which has no GPU) and "cupy"
+(device "cuda", marked ``gpu`` and skipped with a reason where no GPU is present).
+"""
+
+import numpy as np
+import pytest
+
+import minigrad
+from minigrad.backend import as_numpy, cuda_available, to_device, xp_for_device
+
+DEVICES = {"numpy": "cpu", "strict": "strict", "cupy": "cuda"}
+
+
+class Backend:
+    """The array backend a test runs on, with helpers to build inputs there."""
+
+    def __init__(self, name):
+        self.name = name
+        self.device = DEVICES[name]
+        self.xp = xp_for_device(self.device)
+
+    def array(self, values, dtype=None):
+        return to_device(np.asarray(values, dtype=dtype), self.device)
+
+    def tensor(self, values, requires_grad=False, dtype=None):
+        return minigrad.Tensor(self.array(values, dtype), requires_grad=requires_grad)
+
+    def randn(self, *shape, seed=0, dtype=np.float64, requires_grad=False):
+        values = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+        return self.tensor(values, requires_grad=requires_grad)
+
+    @staticmethod
+    def numpy(x):
+        return as_numpy(getattr(x, "data", x)) if isinstance(x, minigrad.Tensor) else as_numpy(x)
+
+    def __repr__(self):
+        return self.name
+
+
+def _backend_params(names):
+    return [pytest.param(n, marks=pytest.mark.gpu) if n == "cupy" else n for n in names]
+
+
+def make_backend(name):
+    if name == "cupy" and not cuda_available():
+        pytest.skip("needs CuPy and a CUDA GPU; none on this machine")
+    return Backend(name)
+
+
+@pytest.fixture(params=_backend_params(["numpy", "strict", "cupy"]))
+def backend(request):
+    """Each test using this fixture runs on numpy, strict and (with a GPU) cupy."""
+    return make_backend(request.param)
+
+
+@pytest.fixture(params=_backend_params(["numpy", "cupy"]))
+def fast_backend(request):
+    """For heavier tests: numpy and (with a GPU) cupy, without the slow strict wrapper."""
+    return make_backend(request.param)
