@@ -10,6 +10,6 @@ from layers.module import Module, Parameter, Sequential
 
 __all__ = [
     "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CausalSelfAttention", "Conv2d", "Embedding",
-    "LayerNorm", "MaxPool2d", "GELU", "Flatten", "Identity", "LeakyReLU", "Linear", "Module", "Parameter", "ReLU",
-    "Sequential", "Sigmoid", "Tanh",
+    "Flatten", "GELU", "Identity", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "Module",
+    "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh",
 ]

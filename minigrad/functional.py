@@ -5,7 +5,7 @@ from minigrad.ops import (avg_pool2d, batch_norm, conv2d, cross_entropy, embeddi
                           mse_loss, relu, sigmoid, softmax, tanh)
 
 __all__ = [
-    "avg_pool2d", "batch_norm", "conv2d", "embedding", "layer_norm", "max_pool2d",
-    "cross_entropy", "gelu", "leaky_relu", "linear", "log_softmax", "logsumexp", "mse_loss",
-    "relu", "sigmoid", "softmax", "tanh",
+    "avg_pool2d", "batch_norm", "conv2d", "cross_entropy", "embedding", "gelu", "layer_norm",
+    "leaky_relu", "linear", "log_softmax", "logsumexp", "max_pool2d", "mse_loss", "relu",
+    "sigmoid", "softmax", "tanh",
 ]

@@ -17,9 +17,9 @@ from minigrad.ops.shape import (concatenate, getitem, reshape, squeeze, stack, t
                                 unsqueeze)
 
 __all__ = [
-    "abs", "add", "astype", "avg_pool2d", "batch_norm", "clip", "concatenate", "conv2d", "cross_entropy", "div", "embedding", "exp",
-    "gelu", "getitem", "layer_norm", "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul", "max",
-    "max_pool2d", "maximum", "mean", "minimum", "mse_loss", "mul", "neg", "pow", "relu", "reshape", "sigmoid",
-    "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "tanh", "transpose", "unsqueeze", "var",
-    "where",
+    "abs", "add", "astype", "avg_pool2d", "batch_norm", "clip", "concatenate", "conv2d",
+    "cross_entropy", "div", "embedding", "exp", "gelu", "getitem", "layer_norm", "leaky_relu",
+    "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "max_pool2d", "maximum",
+    "mean", "minimum", "mse_loss", "mul", "neg", "pow", "relu", "reshape", "sigmoid", "softmax",
+    "sqrt", "squeeze", "stack", "sub", "sum", "tanh", "transpose", "unsqueeze", "var", "where",
 ]
