@@ -1,0 +1,131 @@
+"""The MNIST MLP example end to end, on tiny synthetic IDX files (no network, seconds).
+
+Checks what a user relies on: it trains and writes metrics and a checkpoint; an interrupted
+run resumed with --resume ends with weights bit-identical to an uninterrupted run, both after
+a graceful interrupt (SIGTERM mid-epoch) and after a hard kill (only the last end-of-epoch
+checkpoint survives); a diverging loss stops the run with a clear message.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+from minigrad.checkpoint import load_checkpoint
+from minigrad.data import datasets as ds
+from test_data import table_for, write_files
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+import mnist_mlp  # noqa: E402
+import training  # noqa: E402
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A learnable 28x28 "mnist": each class is a brighter patch at its own position."""
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(labels):
+            images[i, 2 * c:2 * c + 6, 4:20] += 150
+        return images, labels
+
+    (train_x, train_y), (test_x, test_y) = make(96), make(32)
+    arrays = {ds.TRAIN_IMAGES: train_x, ds.TRAIN_LABELS: train_y,
+              ds.TEST_IMAGES: test_x, ds.TEST_LABELS: test_y}
+    monkeypatch.setitem(ds.DATASETS, "mnist", table_for(arrays))
+    monkeypatch.setitem(ds.MIRRORS, "mnist", ())
+    monkeypatch.setattr(ds, "SYSTEM_DIRS", {})
+    write_files(tmp_path / "data" / "mnist", arrays)
+    return tmp_path / "data"
+
+
+def _args(data_dir, out, *extra):
+    return ["--data-dir", str(data_dir), "--out", str(out), "--batch-size", "16",
+            "--hidden", "32", "--no-progress", "--lr", "0.1", *extra]
+
+
+def _weights(out):
+    return load_checkpoint(os.path.join(out, "checkpoint.npz"))["model"]
+
+
+def _assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert np.array_equal(a[name], b[name]), f"{name} differs"
+
+
+def test_training_writes_metrics_and_checkpoint_and_learns(data_dir, tmp_path):
+    history = mnist_mlp.main(_args(data_dir, tmp_path / "run", "--epochs", "8"))
+    assert len(history) == 8
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["test_acc"] > 0.5        # chance is 0.1
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == list(range(1, 9))
+    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,train_loss")
+    assert load_checkpoint(str(tmp_path / "run" / "checkpoint.npz"))["epoch"] == 8
+
+
+def test_resume_after_sigterm_mid_epoch_is_bit_identical(data_dir, tmp_path, monkeypatch):
+    mnist_mlp.main(_args(data_dir, tmp_path / "full", "--epochs", "3"))
+
+    steps = {"n": 0}
+    update = training.ProgressBar.update
+
+    def update_then_interrupt(self, n, metrics_fn):
+        update(self, n, metrics_fn)
+        steps["n"] += 1
+        if steps["n"] == 9:     # batch 3 of epoch 2 (6 batches per epoch)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(training.ProgressBar, "update", update_then_interrupt)
+    with pytest.raises(SystemExit) as stop:
+        mnist_mlp.main(_args(data_dir, tmp_path / "cut", "--epochs", "3"))
+    assert stop.value.code == 130
+    state = load_checkpoint(str(tmp_path / "cut" / "checkpoint.npz"))
+    assert (state["epoch"], state["loader"]["position"]) == (1, 3)
+    monkeypatch.setattr(training.ProgressBar, "update", update)
+
+    history = mnist_mlp.main(_args(data_dir, tmp_path / "cut", "--epochs", "3", "--resume"))
+    _assert_same_weights(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())["epochs"]
+    for a, b in zip(full, history):
+        assert a["train_loss"] == b["train_loss"] and a["test_acc"] == b["test_acc"]
+
+
+def test_resume_after_hard_kill_repeats_the_lost_epoch_exactly(data_dir, tmp_path):
+    mnist_mlp.main(_args(data_dir, tmp_path / "full", "--epochs", "3"))
+    # A hard kill during epoch 3 leaves the end-of-epoch-2 checkpoint: the same as a run
+    # that stopped after 2 epochs.
+    mnist_mlp.main(_args(data_dir, tmp_path / "cut", "--epochs", "2"))
+    mnist_mlp.main(_args(data_dir, tmp_path / "cut", "--epochs", "3", "--resume"))
+    _assert_same_weights(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
+
+
+def test_diverging_loss_stops_with_a_clear_message(data_dir, tmp_path):
+    with pytest.raises(SystemExit, match="training loss became"):
+        mnist_mlp.main(_args(data_dir, tmp_path / "nan", "--epochs", "2", "--lr", "1e30"))
+
+
+def test_classic_scaling_and_bit_packed_masks_train_too(data_dir, tmp_path):
+    history = mnist_mlp.main(_args(data_dir, tmp_path / "classic", "--epochs", "2",
+                                   "--scaling", "classic", "--memory", "bits"))
+    assert np.isfinite(history[-1]["train_loss"])
+
+
+def test_runs_on_the_strict_backend_without_hidden_host_copies(data_dir, tmp_path):
+    history = mnist_mlp.main(_args(data_dir, tmp_path / "strict", "--epochs", "1",
+                                   "--device", "strict", "--momentum", "0.9",
+                                   "--max-norm", "3"))
+    assert np.isfinite(history[-1]["test_loss"])
+
+
+def test_bad_dropout_probability_is_refused(data_dir, tmp_path):
+    with pytest.raises(SystemExit, match="probability of dropping"):
+        mnist_mlp.main(_args(data_dir, tmp_path / "bad", "--p", "1.5"))
