@@ -63,7 +63,8 @@ def make_parser():
     return parser
 
 
-def main(argv=None):
+def train(argv=None):
+    """Parse ``argv``, train, and return (model, test_loader, history)."""
     args = parse(make_parser(), argv)
     for name in ("p", "input_p"):
         if not 0 <= getattr(args, name) <= 1:
@@ -77,8 +78,13 @@ def main(argv=None):
     constraint = MaxNorm(model, args.max_norm) if args.max_norm else None
     sizes = "-".join(str(s) for s in [784, *args.hidden, 10])
     name = f"mlp-{sizes}-{args.dataset}-p{args.p}-{args.scaling}"
-    return fit(model, optimizer, generator, train_loader, test_loader, args, name=name,
-               constraint=constraint)
+    history = fit(model, optimizer, generator, train_loader, test_loader, args, name=name,
+                  constraint=constraint)
+    return model, test_loader, history
+
+
+def main(argv=None):
+    return train(argv)[2]
 
 
 if __name__ == "__main__":
