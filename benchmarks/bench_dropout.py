@@ -8,7 +8,9 @@ For float32 inputs of shape (128, 1024) and (1024, 4096) it times, on the CPU,
 
     mask = rng.random(shape, dtype=np.float32) >= p; y = x*mask/(1-p); grad = g*mask/(1-p)
 
-in the same run. The candidates are interleaved (one of each per round, so that background
+in the same run, plus two references: the floor of any NumPy implementation (one elementwise
+pass each way with no mask at all: ``y = x * s``, ``grad = g * s``), and PyTorch's CPU dropout
+when PyTorch is installed. The candidates are interleaved (one of each per round, so that background
 load hits all of them alike), and the table reports medians in nanoseconds per element, the
 ratio to the naive version, and how many bytes each mode keeps for backward. It prints a
 markdown table.
@@ -57,6 +59,28 @@ def naive_step(x, g, p, rng):
     return middle - start, end - middle
 
 
+def floor_step(x, g, p):
+    """No randomness, no mask: one multiply forward, one backward (fresh outputs, as always)."""
+    scale = np.float32(1 / (1 - p))
+    start = time.perf_counter()
+    y = x * scale
+    middle = time.perf_counter()
+    grad = g * scale
+    end = time.perf_counter()
+    del y, grad
+    return middle - start, end - middle
+
+
+def torch_step(torch, x, g, p):
+    start = time.perf_counter()
+    y = torch.nn.functional.dropout(x, p, training=True)
+    middle = time.perf_counter()
+    y.backward(g)
+    end = time.perf_counter()
+    x.grad = None
+    return middle - start, end - middle
+
+
 def mask_bytes_of(mode, x, p):
     layer = Dropout(p, memory=mode, generator=random.Generator(0))
     layer(x)
@@ -72,6 +96,17 @@ def run(shape, p, repeats):
     names = [f"minigrad memory={m!r}" for m in MEMORY_MODES] + ["naive NumPy"]
     steps = [lambda m=m: minigrad_step(m, x, g, p, generator) for m in MEMORY_MODES]
     steps.append(lambda: naive_step(x_np, g, p, rng))
+    names.append("floor: y = x*s, grad = g*s (no mask)")
+    steps.append(lambda: floor_step(x_np, g, p))
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        xt = torch.from_numpy(x_np.copy()).requires_grad_()
+        gt = torch.from_numpy(g)
+        names.append(f"PyTorch {torch.__version__} CPU dropout")
+        steps.append(lambda: torch_step(torch, xt, gt, p))
     for step in steps:   # warm up: thread pool, scratch buffers, page faults
         step()
         step()
@@ -86,8 +121,9 @@ def run(shape, p, repeats):
         bwd = statistics.median(t[1] for t in times[name]) * 1e9 / n
         total = statistics.median(sum(t) for t in times[name]) * 1e9 / n
         rows.append([name, fwd, bwd, total])
-    naive_total = rows[-1][3]
-    mask_bytes = [mask_bytes_of(m, x, p) for m in MEMORY_MODES] + [x_np.size]
+    naive_total = rows[len(MEMORY_MODES)][3]
+    mask_bytes = [mask_bytes_of(m, x, p) for m in MEMORY_MODES] + [x_np.size, 0]
+    mask_bytes += [x_np.size] * (len(names) - len(mask_bytes))
     return [row + [naive_total / row[3], b] for row, b in zip(rows, mask_bytes)]
 
 
