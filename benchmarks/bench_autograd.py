@@ -22,7 +22,7 @@ How it is measured:
 
 PyTorch CPU is timed the same way when ``import torch`` works; it is never a dependency.
 
-Run:  python benchmarks/bench_autograd.py [--trials 8] [--repeats 50] [--round-ms 1] [--no-torch]
+Run:  python benchmarks/bench_autograd.py [--trials 12] [--repeats 50] [--round-ms 1] [--no-torch]
 """
 
 import argparse
@@ -172,7 +172,7 @@ def summary(trials, engine, raw, n_ops):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trials", type=int, default=8, help="fresh array placements")
+    parser.add_argument("--trials", type=int, default=12, help="fresh array placements")
     parser.add_argument("--repeats", type=int, default=50, help="timed rounds per trial")
     parser.add_argument("--round-ms", type=float, default=1.0, help="length of a timed round")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if present")
@@ -198,10 +198,13 @@ def main():
     print(f"Autograd overhead per op, float32; median over {args.trials} trials (range in "
           f"brackets), each the median of {args.repeats} interleaved rounds of about "
           f"{args.round_ms:g} ms")
-    print(f"Python {platform.python_version()}, NumPy {np.__version__}, {platform.machine()}, "
-          f"{os.cpu_count()} CPUs" + (f", PyTorch {torch.__version__} (1 thread)" if torch
-                                       else "")
-          + ("" if steady_malloc else "; glibc malloc settings unavailable") + "\n")
+    machine = (f"Python {platform.python_version()}, NumPy {np.__version__}, "
+               f"{platform.machine()}, {os.cpu_count()} CPUs")
+    if torch is not None:
+        machine += f", PyTorch {torch.__version__} (1 thread)"
+    if not steady_malloc:
+        machine += "; glibc malloc settings unavailable"
+    print(machine + "\n")
     header = "| case | NumPy math (us) | minigrad (us) | minigrad overhead (us/op) |"
     rule = "|---|---:|---:|---:|"
     if torch is not None:

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from minigrad.autograd import REGISTRY, Function, is_grad_enabled, no_grad, sum_to
 from minigrad.backend import cuda_available
-from minigrad.gradcheck import GradcheckError, gradcheck
+from minigrad.gradcheck import GradcheckError, gradcheck, numeric_gradient
 from minigrad.random import Generator, default_generator, manual_seed
 from minigrad.tensor import Tensor
 from minigrad import checkpoint, data, functional, ops, optim, random
@@ -16,7 +16,7 @@ from minigrad import checkpoint, data, functional, ops, optim, random
 __all__ = [
     "REGISTRY", "Function", "Generator", "GradcheckError", "Tensor", "checkpoint",
     "cuda_available", "data", "default_generator", "functional", "gradcheck", "is_grad_enabled",
-    "manual_seed", "no_grad", "ops", "optim", "random", "sum_to", "tensor",
+    "manual_seed", "no_grad", "numeric_gradient", "ops", "optim", "random", "sum_to", "tensor",
 ]
 
 

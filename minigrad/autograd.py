@@ -29,6 +29,8 @@ works on arrays, not Tensors, so it can be read as plain math.
 
 import contextlib
 
+import numpy as np
+
 from minigrad.backend import _XP_BY_TYPE, get_xp
 
 _grad_enabled = True
@@ -84,7 +86,7 @@ class Function:
 
     def __call__(self, *inputs):
         tensor_type = self._tensor_type
-        arrays = [x.data if isinstance(x, tensor_type) else x for x in inputs]
+        arrays = [x.data if isinstance(x, tensor_type) else _plain_constant(x) for x in inputs]
         xp = self.xp = get_xp(*arrays)
         out = self.forward(*arrays)
         if out.__class__ not in _XP_BY_TYPE:
@@ -96,7 +98,7 @@ class Function:
         result.creator = None
         result.requires_grad = False
         if _grad_enabled:
-            needs = tuple(isinstance(x, tensor_type) and x.requires_grad for x in inputs)
+            needs = tuple([isinstance(x, tensor_type) and x.requires_grad for x in inputs])
             if True in needs:
                 self.inputs = inputs
                 self.needs_input_grad = needs
@@ -117,18 +119,32 @@ class Function:
         self.inputs = None
 
 
+def _plain_constant(x):
+    """A NumPy scalar as the Python number it holds; anything else unchanged.
+
+    NumPy 2 (NEP 50) lets a Python float adopt the array's dtype, but an np.float64 scalar
+    promotes a float32 array to float64: ``x * np.float64(2)`` would silently leave float32.
+    """
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def constant_array(x):
     """The array inside a Tensor used as a constant (labels, masks, indices); else x itself."""
     return x.data if isinstance(x, Function._tensor_type) else x
 
 
 def _topological_order(root):
-    """Functions reachable from ``root``, each after every function that feeds it."""
-    order, visited, stack = [], set(), [(root, False)]
+    """Functions reachable from ``root``, each after every function that feeds it.
+
+    Depth-first post-order with an explicit stack, so a graph thousands of ops deep needs no
+    recursion. A function is marked visited when it is expanded, not when it is pushed:
+    marking on push could append a function before a second path to it is explored.
+    """
     tensor_type = Function._tensor_type
+    order, visited, stack = [], set(), [(root, False)]
     while stack:
-        f, expanded = stack.pop()
-        if expanded:
+        f, inputs_done = stack.pop()
+        if inputs_done:
             order.append(f)
             continue
         if id(f) in visited:
@@ -141,19 +157,21 @@ def _topological_order(root):
                 "Pass retain_graph=True to the first backward() if you need to call it twice.")
         stack.append((f, True))
         for x in f.inputs:
-            if isinstance(x, tensor_type) and x.creator is not None and id(x.creator) not in visited:
-                stack.append((x.creator, False))
+            creator = x.creator if isinstance(x, tensor_type) else None
+            if creator is not None and id(creator) not in visited:
+                stack.append((creator, False))
     return order
 
 
 def run_backward(root_fn, grad, retain_graph=False):
-    """Backpropagate ``grad`` from the output of ``root_fn`` to every leaf that requires grad."""
+    """Backpropagate ``grad`` from the output of ``root_fn`` to every leaf that requires grad.
+
+    ``grads`` holds, per function, the sum of the gradients its consumers have sent so far;
+    the topological order guarantees that all of them have arrived before it runs.
+    """
     grads = {id(root_fn): grad}
     for f in reversed(_topological_order(root_fn)):
-        grad_out = grads.pop(id(f))
-        grad_inputs = f.backward(grad_out)
-        if not isinstance(grad_inputs, tuple):
-            grad_inputs = (grad_inputs,)
+        grad_inputs = _input_gradients(f, grads.pop(id(f), None))
         for x, g, needed in zip(f.inputs, grad_inputs, f.needs_input_grad):
             if not needed or g is None:
                 continue
@@ -165,3 +183,21 @@ def run_backward(root_fn, grad, retain_graph=False):
                 grads[key] = g if key not in grads else grads[key] + g
         if not retain_graph:
             f.release()
+
+
+def _input_gradients(f, grad_out):
+    """``f.backward(grad_out)`` as a tuple with one entry per input.
+
+    ``grad_out`` is None when every consumer of f's output returned None for it: then no
+    gradient flows through f at all.
+    """
+    if grad_out is None:
+        return ()
+    grad_inputs = f.backward(grad_out)
+    if grad_inputs.__class__ is not tuple:
+        grad_inputs = (grad_inputs,)
+    if len(grad_inputs) != len(f.inputs):
+        raise RuntimeError(
+            f"{type(f).__name__}.backward returned {len(grad_inputs)} gradients for "
+            f"{len(f.inputs)} inputs; return one per input (None where not needed)")
+    return grad_inputs

@@ -14,6 +14,9 @@ rounding. In float64 eps = 1e-6 leaves both near 1e-10; in float32 the rounding 
 about 1e-1 at that eps, and no eps makes both small, so float32 inputs are refused unless
 ``allow_float32=True``.
 
+``numeric_gradient(fn, inputs, index)`` returns the numeric side alone, to compare with
+other tools or to print while deriving a backward by hand.
+
 Randomized ops must be deterministic inside ``fn``: pass a fixed ``mask=`` (or a generator
 re-seeded identically on every call), so every evaluation sees the same mask.
 """
@@ -21,7 +24,7 @@ re-seeded identically on every call), so every evaluation sees the same mask.
 import numpy as np
 
 from minigrad.autograd import no_grad
-from minigrad.backend import as_numpy, to_device
+from minigrad.backend import as_numpy, get_xp, to_device
 from minigrad.tensor import Tensor
 
 
@@ -84,7 +87,7 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, grad_out=None, fast
     if grad_out is None:
         g = to_device(rng.standard_normal(y.shape).astype(y.dtype), y.device)
     else:
-        g = getattr(grad_out, "data", grad_out)
+        g = _upstream(grad_out, y)
     y.backward(g)
     analytic = {}
     for i in checked:
@@ -104,8 +107,27 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, grad_out=None, fast
     return True
 
 
-def _check_elements(fn, inputs, g, i, analytic, eps, atol, rtol):
-    """Central difference for every element of input i; report the worst offender."""
+def numeric_gradient(fn, inputs, index=0, grad_out=None, eps=1e-6):
+    """Central differences of <grad_out, fn(*inputs)> with respect to ``inputs[index]``.
+
+    Returns a host float64 array of that input's shape. ``grad_out`` defaults to ones, which
+    for a scalar ``fn`` is simply its gradient. This is the numeric side of ``gradcheck``.
+    """
+    inputs = list(inputs)
+    with no_grad():
+        y = fn(*inputs)
+    g = get_xp(y.data).ones_like(y.data) if grad_out is None else _upstream(grad_out, y)
+    return _central_differences(fn, inputs, g, index, eps)
+
+
+def _upstream(grad_out, y):
+    """``grad_out`` (a Tensor, a backend or host array, a list) as an array like y's data."""
+    data = grad_out.data if isinstance(grad_out, Tensor) else grad_out
+    return Tensor(data, device=y.device, dtype=y.dtype).data
+
+
+def _central_differences(fn, inputs, g, i, eps):
+    """(f(x + eps e_k) - f(x - eps e_k)) / (2 eps) for every element k of input i."""
     x = inputs[i].data
     numeric = np.zeros(x.shape)
     for flat in range(x.size):
@@ -117,6 +139,13 @@ def _check_elements(fn, inputs, g, i, analytic, eps, atol, rtol):
         minus = _evaluate(fn, inputs, g)
         x[index] = original
         numeric[index] = (plus - minus) / (2 * eps)
+    return numeric
+
+
+def _check_elements(fn, inputs, g, i, analytic, eps, atol, rtol):
+    """Central difference for every element of input i; report the worst offender."""
+    x = inputs[i].data
+    numeric = _central_differences(fn, inputs, g, i, eps)
     excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
     if np.any(excess > 0) or not np.all(np.isfinite(analytic)):
         worst = np.unravel_index(np.nanargmax(np.where(np.isfinite(excess), excess, np.inf)),

@@ -79,6 +79,10 @@ class StrictArray(NDArrayOperatorsMixin):
         return self._a.copy()
 
     def __getattr__(self, name):
+        if name.startswith("__"):
+            # Forwarding __array_interface__ or __array_struct__ would let NumPy read the
+            # data behind our back, so np.asarray(strict_array) would silently succeed.
+            raise AttributeError(f"'StrictArray' object has no attribute '{name}'")
         attr = getattr(self._a, name)
         if callable(attr):
             return lambda *args, **kwargs: _call(attr, args, kwargs)

@@ -43,7 +43,10 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "creator", "name", "__weakref__")
-    __array_priority__ = 1000   # ndarray + Tensor calls Tensor.__radd__, not NumPy
+    # array + Tensor must call Tensor.__radd__: ``__array_ufunc__ = None`` makes NumPy, CuPy
+    # and the strict arrays step aside (NEP 13); the priority covers older array types.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False, device=None, dtype=None, name=None):
         self.data = _to_array(data, dtype, device)
@@ -132,15 +135,25 @@ class Tensor:
                     f"grad= an array of shape {self.shape}")
             grad = get_xp(self.data).ones_like(self.data)
         else:
-            grad = grad.data if isinstance(grad, Tensor) else _to_array(grad, None, self.device)
-            if grad.shape != self.shape:
-                raise ValueError(
-                    f"backward(grad) needs grad of the output's shape {self.shape}, "
-                    f"got {grad.shape}")
+            grad = self._upstream_gradient(grad)
         if self.creator is None:
             self.grad = grad if self.grad is None else self.grad + grad
             return
         autograd.run_backward(self.creator, grad, retain_graph)
+
+    def _upstream_gradient(self, grad):
+        """``grad`` as an array on this tensor's device, of its shape and dtype."""
+        if isinstance(grad, Tensor):
+            grad = grad.data
+        if type(grad) is not type(self.data):
+            grad = _to_array(grad, self.data.dtype, self.device)
+        if grad.shape != self.data.shape:
+            raise ValueError(
+                f"backward(grad) needs grad of the output's shape {self.shape}, "
+                f"got {grad.shape}")
+        if grad.dtype != self.data.dtype:
+            grad = grad.astype(self.data.dtype)   # keep float32 gradients float32
+        return grad
 
     def zero_grad(self):
         self.grad = None
@@ -150,13 +163,18 @@ class Tensor:
         """A Python or NumPy constant, made to combine without changing this tensor's dtype."""
         if isinstance(other, Tensor):
             return other
+        if isinstance(other, np.generic):
+            return other.item()    # np.float64(2) would promote float32 to float64
         if isinstance(other, (bool, int, float)):
             return other    # NumPy 2 keeps the array's dtype for Python scalars
-        if isinstance(other, np.generic):
-            return other.item()    # a NumPy float64 scalar would promote float32 to float64
-        array = other if type(other) in _XP_BY_TYPE else np.asarray(other)
-        if array.dtype.kind == "f" and self.data.dtype.kind == "f":
-            array = array.astype(self.data.dtype, copy=False)
+        if type(other) in _XP_BY_TYPE:
+            array = other
+        elif isinstance(other, (list, tuple)):
+            array = to_device(np.asarray(other), self.device)   # a list is on no device yet
+        else:
+            array = np.asarray(other)
+        if self.data.dtype.kind == "f" and array.dtype.kind in "fiu":
+            array = array.astype(self.data.dtype, copy=False)   # int64 + float32 is float64
         return array
 
     def __add__(self, other):

@@ -34,7 +34,7 @@ class LeakyReLU(Function):
     """
 
     def __init__(self, negative_slope=0.01):
-        self.slope = negative_slope
+        self.slope = float(negative_slope)   # a Python float keeps float32 inputs float32
 
     def forward(self, x):
         self.positive = x > 0
@@ -51,13 +51,17 @@ def leaky_relu(x, negative_slope=0.01):
 class Sigmoid(Function):
     """Logistic sigmoid.
 
-    Forward:  y = 1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2, which never overflows
+    Forward:  y = 1 / (1 + exp(-x)), computed from e = exp(-|x|) as 1 / (1 + e) where x >= 0
+              and e / (1 + e) where x < 0: exp never overflows, and tiny outputs such as
+              sigmoid(-50) = 1.9e-22 keep full precision ((1 + tanh(x/2)) / 2 rounds them to 0)
     Backward: grad_x = grad_out * y * (1 - y)
     Saves:    y
     """
 
     def forward(self, x):
-        self.y = 0.5 * (1 + self.xp.tanh(0.5 * x))
+        e = self.xp.exp(-self.xp.abs(x))
+        one = self.xp.ones((), dtype=e.dtype)
+        self.y = self.xp.where(x >= 0, one, e) / (1 + e)
         return self.y
 
     def backward(self, grad_out):

@@ -6,11 +6,24 @@ Either input of a binary op may be a constant (a Python number or an array): con
 gradient (``needs_input_grad`` is False for them).
 """
 
+import numbers
+
 from minigrad.autograd import Function, constant_array, sum_to
 
 
 def _shape(a):
     return getattr(a, "shape", ())
+
+
+def _python_number(c):
+    """A number constant as a Python int or float; anything else (None, arrays) unchanged.
+
+    NumPy 2 keeps an array's dtype only for Python numbers: np.float64(2) as a constant
+    would promote a float32 array to float64.
+    """
+    if isinstance(c, numbers.Integral):
+        return int(c)
+    return float(c) if isinstance(c, numbers.Real) else c
 
 
 class Add(Function):
@@ -71,8 +84,8 @@ class Mul(Function):
 
     def backward(self, grad_out):
         need_a, need_b = self.needs_input_grad
-        grad_a = sum_to(grad_out * self.b, _shape(self.a)) if need_a else None
-        grad_b = sum_to(grad_out * self.a, _shape(self.b)) if need_b else None
+        grad_a = sum_to(grad_out * self.b, self.a.shape) if need_a else None
+        grad_b = sum_to(grad_out * self.a, self.b.shape) if need_b else None
         return grad_a, grad_b
 
 
@@ -98,7 +111,7 @@ class Div(Function):
     def backward(self, grad_out):
         need_a, need_b = self.needs_input_grad
         grad_a = sum_to(grad_out / self.b, self.a_shape) if need_a else None
-        grad_b = sum_to(-grad_out * self.y / self.b, _shape(self.b)) if need_b else None
+        grad_b = sum_to(-grad_out * self.y / self.b, self.b.shape) if need_b else None
         return grad_a, grad_b
 
 
@@ -136,11 +149,11 @@ class Pow(Function):
     """
 
     def __init__(self, exponent):
-        if not isinstance(exponent, (int, float)):
+        if not isinstance(exponent, numbers.Real):
             raise TypeError(
-                f"pow: the exponent must be a Python number, got {type(exponent).__name__}; "
+                f"pow: the exponent must be a number, got {type(exponent).__name__}; "
                 "for a tensor exponent b use (b * a.log()).exp()")
-        self.c = exponent
+        self.c = _python_number(exponent)
 
     def forward(self, x):
         self.x = x
@@ -299,7 +312,7 @@ class Clip(Function):
     def __init__(self, low=None, high=None):
         if low is not None and high is not None and low > high:
             raise ValueError(f"clip: low ({low}) must not exceed high ({high})")
-        self.low, self.high = low, high
+        self.low, self.high = _python_number(low), _python_number(high)
 
     def forward(self, x):
         inside = self.xp.ones(x.shape, dtype=bool)

@@ -27,7 +27,9 @@ class MatMul(Function):
         self.b = b.reshape(-1, 1) if b.ndim == 1 else b
         y = self.a @ self.b
         self.y_shape = y.shape
-        return y if a.ndim > 1 and b.ndim > 1 else y.reshape(_numpy_matmul_shape(y.shape, a.ndim, b.ndim))
+        if a.ndim > 1 and b.ndim > 1:
+            return y
+        return y.reshape(_numpy_matmul_shape(y.shape, a.ndim, b.ndim))
 
     def backward(self, grad_out):
         a, b = self.a, self.b

@@ -103,10 +103,26 @@ def unsqueeze(x, axis):
     return Unsqueeze(axis)(x)
 
 
-def _is_basic_index(index):
-    """True for ints, slices, None and Ellipsis only: each element is picked at most once."""
+def _picks_each_once(index):
+    """True when no element can be picked twice: ints, slices, None, Ellipsis, boolean masks.
+
+    Integer arrays can repeat an index (x[[0, 0]]), so they need a scatter-add in backward.
+    """
     items = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in items)
+    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis
+               or getattr(i, "dtype", None) == bool for i in items)
+
+
+def _index_on_device(xp, index):
+    """The index with its host arrays and lists moved to the device of the indexed array.
+
+    The move is explicit (CuPy refuses an implicit one), and backward scatters with it.
+    """
+    if isinstance(index, tuple):
+        return tuple(_index_on_device(xp, i) for i in index)
+    if isinstance(index, list) or hasattr(index, "dtype"):
+        return xp.asarray(index)
+    return index
 
 
 class GetItem(Function):
@@ -116,8 +132,8 @@ class GetItem(Function):
     Backward: grad_x = zeros like x, then grad_x[index] += grad_out
               With integer arrays one element can be picked several times, so the update
               is a scatter-add that accumulates repeats (a plain assignment would keep only
-              one of them). Basic indexing (slices, ints) picks each element once, and a plain
-              assignment suffices.
+              one of them). Slices, ints and boolean masks pick each element once, and a
+              plain assignment suffices.
     Saves:    x's shape and dtype, the index
     """
 
@@ -126,11 +142,12 @@ class GetItem(Function):
 
     def forward(self, x):
         self.x_shape, self.x_dtype = x.shape, x.dtype
+        self.index = _index_on_device(self.xp, self.index)
         return x[self.index]
 
     def backward(self, grad_out):
         grad_x = self.xp.zeros(self.x_shape, dtype=self.x_dtype)
-        if _is_basic_index(self.index):
+        if _picks_each_once(self.index):
             grad_x[self.index] = grad_out
         else:
             scatter_add(self.xp, grad_x, self.index, grad_out)
