@@ -10,6 +10,7 @@ normalised with MNIST's mean 0.1307 and std 0.3081, cross-entropy loss.
         --input-p 0.2 --p 0.5 --momentum 0.9 --epochs 50          # the dropout paper's setup
     python examples/mnist_mlp.py --scaling classic                # scale by 1-p at test time
     python examples/mnist_mlp.py --p 0                            # no dropout, to compare
+    python examples/mnist_mlp.py --dtype float16                  # mixed precision
 
 Interrupt it (Ctrl-C) at any time and add --resume to the same command to continue; the final
 weights are bit-identical to an uninterrupted run.
@@ -23,7 +24,10 @@ import layers
 from layers.dropout import Dropout
 from minigrad.optim import MaxNorm
 from minigrad.random import Generator
-from training import add_training_args, fit, make_loaders, make_optimizer, parse
+from training import (add_training_args, fit, make_loaders, make_mixed_precision,
+                      make_optimizer, model_dtype, parse)
+
+DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
 def build_mlp(hidden, p, input_p, scaling, generator, device="cpu", dtype=np.float32,
@@ -49,7 +53,7 @@ def build_mlp(hidden, p, input_p, scaling, generator, device="cpu", dtype=np.flo
 def make_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_training_args(parser, epochs=20, batch_size=64, lr=0.01)
+    add_training_args(parser, epochs=20, batch_size=64, lr=0.01, dtypes=DTYPES)
     parser.add_argument("--hidden", type=int, nargs="+", default=[500],
                         help="hidden layer sizes (default: 500)")
     parser.add_argument("--p", type=float, default=0.5,
@@ -72,14 +76,19 @@ def train(argv=None):
                              f"dropping and must lie in [0, 1], got {getattr(args, name)}")
     generator = Generator(args.seed)
     model = build_mlp(args.hidden, args.p, args.input_p, args.scaling, generator,
-                      device=args.device, dtype=np.dtype(args.dtype), memory=args.memory)
+                      device=args.device, dtype=model_dtype(args), memory=args.memory)
     train_loader, test_loader = make_loaders(args, generator, flatten=True)
     optimizer = make_optimizer(args, model)
-    constraint = MaxNorm(model, args.max_norm) if args.max_norm else None
+    amp = make_mixed_precision(args, model, optimizer)
+    # under mixed precision the constraint acts on the float32 masters the optimizer updates
+    constrained = model if amp is None else amp.master_params
+    constraint = MaxNorm(constrained, args.max_norm) if args.max_norm else None
     sizes = "-".join(str(s) for s in [784, *args.hidden, 10])
     name = f"mlp-{sizes}-{args.dataset}-p{args.p}-{args.scaling}"
+    if args.dtype != "float32":
+        name += f"-{args.dtype}"
     history = fit(model, optimizer, generator, train_loader, test_loader, args, name=name,
-                  constraint=constraint)
+                  constraint=constraint, amp=amp)
     return model, test_loader, history
 
 

@@ -10,9 +10,11 @@ checkpoint so that ``--resume`` continues exactly where it stopped.
 All randomness (initial weights, data order, dropout masks) comes from one seeded
 ``minigrad.random.Generator``, whose state is a few integers saved in the checkpoint; that is
 what makes a resumed run bit-identical to an uninterrupted one.
+
+``--dtype float16`` or ``bfloat16`` (where offered) trains with ``minigrad.amp.MixedPrecision``:
+16-bit model, float32 master weights and loss, dynamic loss scaling.
 """
 
-import argparse
 import csv
 import io
 import json
@@ -25,6 +27,7 @@ import time
 import numpy as np
 
 import minigrad
+from minigrad import amp as mixed_precision
 from minigrad import functional as F
 from minigrad import optim
 from minigrad.backend import as_numpy
@@ -32,11 +35,16 @@ from minigrad.checkpoint import load_checkpoint, save_checkpoint
 from minigrad.data import NORMALIZATION, DataLoader, load_dataset
 
 DATASETS = ("mnist", "fashion-mnist", "kmnist", "mnist-t10k-split")
+LOW_PRECISION = ("float16", "bfloat16")    # trained with mixed precision
 
 
 def add_training_args(parser, *, epochs, batch_size, lr, momentum=0.0, optimizer="sgd",
-                      dataset="mnist"):
-    """The flags every example takes, with the example's own defaults."""
+                      dataset="mnist", dtypes=("float32", "float64")):
+    """The flags every example takes, with the example's own defaults.
+
+    ``dtypes``: the --dtype choices; an example that passes "float16" or "bfloat16" among them
+    must train through ``make_mixed_precision`` and ``fit(..., amp=...)``.
+    """
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--dataset", default=dataset, choices=DATASETS,
                         help=f"default: {dataset}; mnist-t10k-split trains on 8,000 of MNIST's "
@@ -62,8 +70,9 @@ def add_training_args(parser, *, epochs, batch_size, lr, momentum=0.0, optimizer
     parser.add_argument("--log-every", type=int, default=0,
                         help="also print the training loss every N batches (0: off)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"),
-                        help="parameter and activation dtype")
+    parser.add_argument("--dtype", default="float32", choices=dtypes,
+                        help="parameter and activation dtype; float16 and bfloat16 train with "
+                             "mixed precision (float32 master weights, dynamic loss scaling)")
     return parser
 
 
@@ -79,6 +88,28 @@ def check_args(args):
         args.device = minigrad.backend.check_device(args.device)
     except (RuntimeError, ValueError) as exc:
         sys.exit(f"error: --device {args.device}: {exc}")
+    if args.dtype == "bfloat16":
+        try:
+            mixed_precision.bfloat16()
+        except ImportError as exc:
+            sys.exit(f"error: --dtype bfloat16: {exc}")
+
+
+def model_dtype(args):
+    """The dtype to build the model in: float32 for mixed precision (MixedPrecision casts it)."""
+    return np.dtype(np.float32 if args.dtype in LOW_PRECISION else args.dtype)
+
+
+def input_dtype(args):
+    """The batches' dtype; bfloat16 runs get float32 batches (NumPy has no bfloat16 math)."""
+    return np.dtype(np.float32 if args.dtype == "bfloat16" else args.dtype)
+
+
+def make_mixed_precision(args, model, optimizer):
+    """MixedPrecision for --dtype float16/bfloat16 (call after make_optimizer), else None."""
+    if args.dtype not in LOW_PRECISION:
+        return None
+    return mixed_precision.MixedPrecision(model, optimizer, dtype=args.dtype)
 
 
 def make_loaders(args, generator, flatten):
@@ -90,7 +121,7 @@ def make_loaders(args, generator, flatten):
         sys.exit(f"error: {exc}")
     norm = NORMALIZATION[args.dataset.replace("-t10k-split", "")]
     common = dict(batch_size=args.batch_size, device=args.device, normalize=norm,
-                  flatten=flatten, dtype=np.dtype(args.dtype))
+                  flatten=flatten, dtype=input_dtype(args))
     return (DataLoader(*train, shuffle=True, generator=generator, **common),
             DataLoader(*test, shuffle=False, **common))
 
@@ -130,6 +161,15 @@ class ProgressBar:
             sys.stderr.flush()
 
 
+def loss_input(logits):
+    """Logits as the loss takes them: float16 ones cast to float32 (a differentiable cast).
+
+    A float16 loss has about 3 significant digits, and a batch's sum of losses overflows
+    float16 at 65504; the cast keeps the backward through the model in float16.
+    """
+    return logits.astype(np.float32) if logits.dtype.itemsize < 4 else logits
+
+
 def evaluate(model, loader):
     """Mean loss and accuracy over ``loader`` in eval mode (dropout off); restores the mode."""
     was_training = model.training
@@ -138,7 +178,7 @@ def evaluate(model, loader):
     with minigrad.no_grad():
         for x, y in loader:
             logits = model(x)
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum").data)
+            loss_sum += float(F.cross_entropy(loss_input(logits), y, reduction="sum").data)
             correct += int((logits.data.argmax(axis=-1) == y.data).sum())
             count += len(y.data)
     model.train(was_training)
@@ -152,8 +192,8 @@ class _Interrupt:
         self.requested = False
 
     def __enter__(self):
-        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT,
-                                                                    signal.SIGTERM)}
+        signals = (signal.SIGINT, signal.SIGTERM)
+        self.previous = {s: signal.signal(s, self._handle) for s in signals}
         return self
 
     def _handle(self, signum, frame):
@@ -221,8 +261,12 @@ class Run:
 
 
 def fit(model, optimizer, generator, train_loader, test_loader, args, *, name,
-        constraint=None, schedule=None, config=None, loss_fn=None):
-    """Train ``model`` for ``args.epochs`` epochs; returns the per-epoch history."""
+        constraint=None, schedule=None, config=None, loss_fn=None, amp=None):
+    """Train ``model`` for ``args.epochs`` epochs; returns the per-epoch history.
+
+    With ``amp`` (``make_mixed_precision``) a step is ``amp.step(loss)``; build ``constraint``
+    on ``amp.master_params`` then: it acts on the float32 masters.
+    """
     loss_fn = loss_fn or F.cross_entropy
     run = Run(args.out or os.path.join("runs", name))
     config = dict(config or vars(args))
@@ -232,22 +276,30 @@ def fit(model, optimizer, generator, train_loader, test_loader, args, *, name,
             sys.exit(f"error: --resume: no checkpoint at {run.checkpoint}; run without "
                      "--resume to start, or point --out at the run to continue")
         state = load_checkpoint(run.checkpoint)
+        saved_dtype = state.get("config", {}).get("dtype", args.dtype)
+        if saved_dtype != args.dtype:
+            sys.exit(f"error: --resume: the checkpoint was trained with --dtype {saved_dtype}; "
+                     f"resume it with --dtype {saved_dtype}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         train_loader.load_state_dict(state["loader"])
         if schedule is not None:
             schedule.load_state_dict(state["schedule"])
+        if amp is not None:
+            amp.load_state_dict(state["amp"])
         history, epoch, sums = state["history"], state["epoch"], state.get("sums")
         print(f"resuming {name} at epoch {epoch + 1}, batch {train_loader.position} "
               f"of {len(train_loader)}", flush=True)
 
     def save(epoch, sums):
-        save_checkpoint(run.checkpoint, model=model.state_dict(),
+        model_state = mixed_precision.widen_bfloat16(model.state_dict())   # .npz: no bfloat16
+        save_checkpoint(run.checkpoint, model=model_state,
                         optimizer=optimizer.state_dict(), generator=generator.get_state(),
                         loader=train_loader.state_dict(), history=history, epoch=epoch,
                         sums=sums, config=config,
-                        schedule=None if schedule is None else schedule.state_dict())
+                        schedule=None if schedule is None else schedule.state_dict(),
+                        amp=None if amp is None else amp.state_dict())
 
     print(f"{name}: {model.num_parameters():,} parameters on {args.device}, "
           f"{len(train_loader)} batches/epoch, writing to {run.out}", flush=True)
@@ -261,12 +313,15 @@ def fit(model, optimizer, generator, train_loader, test_loader, args, *, name,
             start = time.perf_counter()
             for x, y in train_loader:
                 logits = model(x)
-                loss = loss_fn(logits, y)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                if constraint is not None:
-                    constraint.apply()
+                loss = loss_fn(loss_input(logits), y)
+                if amp is None:
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    if constraint is not None:
+                        constraint.apply()
+                else:
+                    amp.step(loss, after_step=None if constraint is None else constraint.apply)
                 loss_value = float(loss.data)
                 if not math.isfinite(loss_value):
                     bar.close()
@@ -278,8 +333,9 @@ def fit(model, optimizer, generator, train_loader, test_loader, args, *, name,
                 sums["loss"] += loss_value * n
                 sums["correct"] += int((logits.data.argmax(axis=-1) == y.data).sum())
                 sums["count"] += n
-                if args.log_every and train_loader.position % args.log_every == 0:
-                    print(f"  epoch {epoch + 1} batch {train_loader.position}: "
+                batch = train_loader.position or len(train_loader)   # 0 after the last batch
+                if args.log_every and batch % args.log_every == 0:
+                    print(f"  epoch {epoch + 1} batch {batch}: "
                           f"loss {loss_value:.4f}", flush=True)
                 elapsed = sums["seconds"] + time.perf_counter() - start
                 bar.update(1, lambda: (f"loss {sums['loss'] / sums['count']:.4f} "
@@ -301,11 +357,15 @@ def fit(model, optimizer, generator, train_loader, test_loader, args, *, name,
                       "train_acc": sums["correct"] / sums["count"], "test_loss": test_loss,
                       "test_acc": test_acc, "seconds": seconds,
                       "samples_per_s": sums["count"] / seconds, "lr": optimizer.lr}
+            if amp is not None:
+                record.update(loss_scale=amp.scale, skipped_steps=amp.skipped_steps)
             history.append(record)
             print(f"epoch {epoch:3d}  train loss {record['train_loss']:.4f} "
                   f"acc {100 * record['train_acc']:.2f}%  |  test loss {test_loss:.4f} "
                   f"acc {100 * test_acc:.2f}%  |  {seconds:.1f}s "
-                  f"({record['samples_per_s']:,.0f} samples/s)", flush=True)
+                  f"({record['samples_per_s']:,.0f} samples/s)"
+                  + ("" if amp is None else f"  |  loss scale {amp.scale:g}, "
+                                            f"{amp.skipped_steps} steps skipped"), flush=True)
             if schedule is not None:
                 schedule.step()
             sums = None
@@ -337,5 +397,5 @@ def parse(parser, argv=None):
     return args
 
 
-__all__ = ["add_training_args", "evaluate", "fit", "make_loaders",
-           "make_optimizer", "parse", "weights_digest"]
+__all__ = ["add_training_args", "evaluate", "fit", "input_dtype", "loss_input", "make_loaders",
+           "make_mixed_precision", "make_optimizer", "model_dtype", "parse", "weights_digest"]

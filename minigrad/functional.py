@@ -6,7 +6,7 @@ from minigrad.ops import (avg_pool2d, batch_norm, conv2d, cross_entropy, embeddi
 from minigrad.ops.dropout import dropout
 
 __all__ = [
-    "avg_pool2d", "batch_norm", "conv2d", "cross_entropy", "dropout", "embedding", "gelu", "layer_norm",
-    "leaky_relu", "linear", "log_softmax", "logsumexp", "max_pool2d", "mse_loss", "relu",
+    "avg_pool2d", "batch_norm", "conv2d", "cross_entropy", "dropout", "embedding", "gelu",
+    "layer_norm", "leaky_relu", "linear", "log_softmax", "logsumexp", "max_pool2d", "mse_loss", "relu",
     "sigmoid", "softmax", "tanh",
 ]
