@@ -7,6 +7,6 @@ from minigrad.ops.dropout import dropout
 
 __all__ = [
     "avg_pool2d", "batch_norm", "conv2d", "cross_entropy", "dropout", "embedding", "gelu",
-    "layer_norm", "leaky_relu", "linear", "log_softmax", "logsumexp", "max_pool2d", "mse_loss", "relu",
-    "sigmoid", "softmax", "tanh",
+    "layer_norm", "leaky_relu", "linear", "log_softmax", "logsumexp", "max_pool2d", "mse_loss",
+    "relu", "sigmoid", "softmax", "tanh",
 ]
