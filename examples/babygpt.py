@@ -38,7 +38,7 @@ from minigrad.checkpoint import load_checkpoint, save_checkpoint
 from minigrad.random import Generator
 from gpt_model import (BabyGPT, Vocabulary, check_sampling, generate, get_batch,
                        reversed_windows, split)
-from training import ProgressBar, Run, _Interrupt
+from training import ProgressBar, Run, Interrupt
 
 CORPORA = ("all", "code", "docs")
 
@@ -207,7 +207,7 @@ def train_lm(model, optimizer, schedule, splits, args, generator, run, vocabular
     bar = ProgressBar(args.steps, "train", enabled=not args.no_progress)
     bar.count = step
     start, done, loss = time.perf_counter(), 0, float("nan")
-    with _Interrupt() as interrupt:
+    with Interrupt() as interrupt:
         while step < args.steps:
             x, y = get_batch(splits["train"], args.block_size, args.batch_size, generator,
                              args.device)

@@ -185,7 +185,7 @@ def evaluate(model, loader):
     return loss_sum / count, correct / count
 
 
-class _Interrupt:
+class Interrupt:
     """Turn SIGINT/SIGTERM into a flag the loop checks after each step."""
 
     def __init__(self):
@@ -304,7 +304,7 @@ def fit(model, optimizer, generator, train_loader, test_loader, args, *, name,
     print(f"{name}: {model.num_parameters():,} parameters on {args.device}, "
           f"{len(train_loader)} batches/epoch, writing to {run.out}", flush=True)
     model.train()
-    with _Interrupt() as interrupt:
+    with Interrupt() as interrupt:
         while epoch < args.epochs:
             sums = sums or {"loss": 0.0, "correct": 0, "count": 0, "seconds": 0.0}
             bar = ProgressBar(len(train_loader), f"epoch {epoch + 1}/{args.epochs}",
@@ -397,5 +397,6 @@ def parse(parser, argv=None):
     return args
 
 
-__all__ = ["add_training_args", "evaluate", "fit", "input_dtype", "loss_input", "make_loaders",
+__all__ = ["Interrupt", "ProgressBar", "Run", "add_training_args", "evaluate", "fit",
+           "input_dtype", "loss_input", "make_loaders",
            "make_mixed_precision", "make_optimizer", "model_dtype", "parse", "weights_digest"]
