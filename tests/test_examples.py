@@ -16,34 +16,10 @@ import numpy as np
 import pytest
 
 from minigrad.checkpoint import load_checkpoint
-from minigrad.data import datasets as ds
-from test_data import table_for, write_files
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 import mnist_mlp  # noqa: E402
 import training  # noqa: E402
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    """A learnable 28x28 "mnist": each class is a brighter patch at its own position."""
-    rng = np.random.default_rng(0)
-
-    def make(n):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, c in enumerate(labels):
-            images[i, 2 * c:2 * c + 6, 4:20] += 150
-        return images, labels
-
-    (train_x, train_y), (test_x, test_y) = make(96), make(32)
-    arrays = {ds.TRAIN_IMAGES: train_x, ds.TRAIN_LABELS: train_y,
-              ds.TEST_IMAGES: test_x, ds.TEST_LABELS: test_y}
-    monkeypatch.setitem(ds.DATASETS, "mnist", table_for(arrays))
-    monkeypatch.setitem(ds.MIRRORS, "mnist", ())
-    monkeypatch.setattr(ds, "SYSTEM_DIRS", {})
-    write_files(tmp_path / "data" / "mnist", arrays)
-    return tmp_path / "data"
 
 
 def _args(data_dir, out, *extra):
