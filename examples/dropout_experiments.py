@@ -180,7 +180,7 @@ def scaling(out, flags, command, seeds=(0, 1, 2)):
 
 
 def mc(out, flags, command, passes=50):
-    """MC dropout at test time: predictive entropy of misclassified vs correct digits."""
+    """MC dropout at test time: predictive entropy of misclassified vs correct examples."""
     history, trained = _run(out, "mc-model", flags, keep_model=True)
     model, test_loader = trained
     ents, right = [], []
@@ -192,7 +192,7 @@ def mc(out, flags, command, passes=50):
     ents, right = np.concatenate(ents), np.concatenate(right)
     auc = scipy.stats.mannwhitneyu(ents[~right], ents[right]).statistic / (
         (~right).sum() * right.sum())
-    lines = ["| test digits | count | mean entropy (nats) | median entropy |",
+    lines = ["| test examples | count | mean entropy (nats) | median entropy |",
              "|---|---|---|---|",
              f"| correct | {right.sum()} | {ents[right].mean():.3f} | "
              f"{np.median(ents[right]):.3f} |",
