@@ -30,7 +30,7 @@ from layers.dropout import Dropout, Dropout2d
 from layers.dropout_structured import DropBlock2d
 from minigrad.optim import MaxNorm
 from minigrad.random import Generator
-from training import add_training_args, fit, make_loaders, make_optimizer, parse
+from training import add_training_args, fit, make_loaders, make_optimizer, make_schedule, parse
 
 SPATIAL = ("none", "dropout2d", "dropblock")
 
@@ -140,7 +140,7 @@ def train(argv=None):
     if args.batch_norm:
         name += "-bn"
     history = fit(model, optimizer, generator, train_loader, test_loader, args, name=name,
-                  constraint=constraint)
+                  constraint=constraint, schedule=make_schedule(args, optimizer))
     return model, test_loader, history
 
 

@@ -25,7 +25,7 @@ from layers.dropout import Dropout
 from minigrad.optim import MaxNorm
 from minigrad.random import Generator
 from training import (add_training_args, fit, make_loaders, make_mixed_precision,
-                      make_optimizer, model_dtype, parse)
+                      make_optimizer, make_schedule, model_dtype, parse)
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 
@@ -88,7 +88,7 @@ def train(argv=None):
     if args.dtype != "float32":
         name += f"-{args.dtype}"
     history = fit(model, optimizer, generator, train_loader, test_loader, args, name=name,
-                  constraint=constraint, amp=amp)
+                  constraint=constraint, schedule=make_schedule(args, optimizer), amp=amp)
     return model, test_loader, history
 
 

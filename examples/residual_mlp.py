@@ -28,7 +28,7 @@ from minigrad.backend import as_numpy
 from minigrad.ops.dropout import MaskedScale
 from minigrad.optim import MaxNorm
 from minigrad.random import Generator
-from training import add_training_args, fit, make_loaders, make_optimizer, parse
+from training import add_training_args, fit, make_loaders, make_optimizer, make_schedule, parse
 
 
 def kept_samples(branch):
@@ -178,7 +178,7 @@ def train(argv=None):
     constraint = MaxNorm(model, args.max_norm) if args.max_norm else None
     name = f"resmlp-d{args.depth}-w{args.width}-{args.dataset}-droppath{args.drop_path}"
     history = fit(model, optimizer, generator, train_loader, test_loader, args, name=name,
-                  constraint=constraint)
+                  constraint=constraint, schedule=make_schedule(args, optimizer))
     print("\n".join(depth_report(model, len(train_loader), args.epochs)), flush=True)
     return model, test_loader, history
 

@@ -59,6 +59,9 @@ def add_training_args(parser, *, epochs, batch_size, lr, momentum=0.0, optimizer
     parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--momentum", type=float, default=momentum, help="SGD momentum")
     parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--schedule", default="none", choices=("none", "cosine"),
+                        help="learning-rate schedule over the epochs: constant, or cosine decay "
+                             "to 0 (default: none)")
     parser.add_argument("--max-norm", type=float, default=None,
                         help="max-norm constraint on each unit's incoming weights (the dropout "
                              "paper used 3 to 4); off by default")
@@ -124,6 +127,13 @@ def make_loaders(args, generator, flatten):
                   flatten=flatten, dtype=input_dtype(args))
     return (DataLoader(*train, shuffle=True, generator=generator, **common),
             DataLoader(*test, shuffle=False, **common))
+
+
+def make_schedule(args, optimizer):
+    """The --schedule: None (constant lr) or cosine decay to 0 over --epochs, stepped per epoch."""
+    if args.schedule == "cosine":
+        return optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    return None
 
 
 def make_optimizer(args, model):
@@ -398,5 +408,5 @@ def parse(parser, argv=None):
 
 
 __all__ = ["Interrupt", "ProgressBar", "Run", "add_training_args", "evaluate", "fit",
-           "input_dtype", "loss_input", "make_loaders",
-           "make_mixed_precision", "make_optimizer", "model_dtype", "parse", "weights_digest"]
+           "input_dtype", "loss_input", "make_loaders", "make_mixed_precision",
+           "make_optimizer", "make_schedule", "model_dtype", "parse", "weights_digest"]

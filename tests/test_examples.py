@@ -105,3 +105,28 @@ def test_runs_on_the_strict_backend_without_hidden_host_copies(data_dir, tmp_pat
 def test_bad_dropout_probability_is_refused(data_dir, tmp_path):
     with pytest.raises(SystemExit, match="probability of dropping"):
         mnist_mlp.main(_args(data_dir, tmp_path / "bad", "--p", "1.5"))
+
+
+def test_cosine_schedule_decays_the_learning_rate_and_resumes_exactly(data_dir, tmp_path,
+                                                                      monkeypatch):
+    flags = ("--epochs", "4", "--schedule", "cosine")
+    full = mnist_mlp.main(_args(data_dir, tmp_path / "full", *flags))
+    # lr used in epoch e (1-based) of 4: 0.1 * (1 + cos(pi * (e - 1) / 4)) / 2
+    expected = [0.1 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)]
+    assert np.allclose([h["lr"] for h in full], expected)
+
+    steps = {"n": 0}
+    update = training.ProgressBar.update
+
+    def update_then_interrupt(self, n, metrics_fn):
+        update(self, n, metrics_fn)
+        steps["n"] += 1
+        if steps["n"] == 16:     # batch 4 of epoch 3: the schedule has stepped twice
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(training.ProgressBar, "update", update_then_interrupt)
+    with pytest.raises(SystemExit):
+        mnist_mlp.main(_args(data_dir, tmp_path / "cut", *flags))
+    monkeypatch.setattr(training.ProgressBar, "update", update)
+    mnist_mlp.main(_args(data_dir, tmp_path / "cut", *flags, "--resume"))
+    _assert_same_weights(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
