@@ -24,7 +24,6 @@ from minigrad.amp import MixedPrecision, bfloat16, low_precision_dtype
 from minigrad.checkpoint import load_checkpoint, save_checkpoint
 from minigrad.ops.dropout import dropout
 
-data_dir = test_examples.data_dir   # the fixture: a tiny learnable IDX "mnist", no network
 P_VALUE_FLOOR = 1e-3   # a correct mask fails a binomial test this rarely (seeds are fixed)
 # float16 gradients that overflow (and the steps skipped for them) are part of these tests
 overflow_expected = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
