@@ -147,9 +147,9 @@ def _topological_order(root):
         if inputs_done:
             order.append(f)
             continue
-        if id(f) in visited:
+        if f in visited:
             continue
-        visited.add(id(f))
+        visited.add(f)
         if f.inputs is None:
             raise RuntimeError(
                 f"trying to backward through the graph a second time (through "
@@ -158,7 +158,7 @@ def _topological_order(root):
         stack.append((f, True))
         for x in f.inputs:
             creator = x.creator if isinstance(x, tensor_type) else None
-            if creator is not None and id(creator) not in visited:
+            if creator is not None and creator not in visited:
                 stack.append((creator, False))
     return order
 
@@ -169,9 +169,9 @@ def run_backward(root_fn, grad, retain_graph=False):
     ``grads`` holds, per function, the sum of the gradients its consumers have sent so far;
     the topological order guarantees that all of them have arrived before it runs.
     """
-    grads = {id(root_fn): grad}
+    grads = {root_fn: grad}     # Functions hash by identity
     for f in reversed(_topological_order(root_fn)):
-        grad_inputs = _input_gradients(f, grads.pop(id(f), None))
+        grad_inputs = _input_gradients(f, grads.pop(f, None))
         for x, g, needed in zip(f.inputs, grad_inputs, f.needs_input_grad):
             if not needed or g is None:
                 continue
@@ -179,8 +179,7 @@ def run_backward(root_fn, grad, retain_graph=False):
             if creator is None:
                 x.grad = g if x.grad is None else x.grad + g
             else:
-                key = id(creator)
-                grads[key] = g if key not in grads else grads[key] + g
+                grads[creator] = g if creator not in grads else grads[creator] + g
         if not retain_graph:
             f.release()
 
