@@ -5,6 +5,11 @@ conversion, as CuPy does: it catches host-only calls in CI, which has no GPU) an
 (device "cuda", marked ``gpu`` and skipped with a reason where no GPU is present).
 """
 
+import os
+import pathlib
+import signal
+import sys
+
 import numpy as np
 import pytest
 
@@ -12,6 +17,9 @@ import minigrad
 from minigrad.backend import as_numpy, cuda_available, to_device, xp_for_device
 
 DEVICES = {"numpy": "cpu", "strict": "strict", "cupy": "cuda"}
+
+# the examples' shared training loop is imported by the example tests
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 
 
 class Backend:
@@ -74,6 +82,28 @@ def data_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(ds, "SYSTEM_DIRS", {})
     write_files(tmp_path / "data" / "mnist", arrays)
     return tmp_path / "data"
+
+
+@pytest.fixture
+def sigterm_at_step(monkeypatch):
+    """``disarm = sigterm_at_step(n)``: the n-th progress-bar update of an example's training
+    loop sends SIGTERM to this process, a deterministic stand-in for Ctrl-C mid-epoch.
+    ``disarm()`` removes the trigger (before resuming)."""
+    import training
+    update = training.ProgressBar.update
+
+    def arm(n):
+        calls = {"n": 0}
+
+        def update_then_interrupt(self, k, metrics_fn):
+            update(self, k, metrics_fn)
+            calls["n"] += 1
+            if calls["n"] == n:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        monkeypatch.setattr(training.ProgressBar, "update", update_then_interrupt)
+        return lambda: monkeypatch.setattr(training.ProgressBar, "update", update)
+    return arm
 
 
 @pytest.fixture(params=_backend_params(["numpy", "strict", "cupy"]))

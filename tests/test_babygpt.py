@@ -9,9 +9,7 @@ counter-based generator); the script trains, resumes bit-identically and refuses
 """
 
 import json
-import os
 import pathlib
-import signal
 import sys
 
 import numpy as np
@@ -26,7 +24,6 @@ from minigrad.random import Generator
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 import babygpt  # noqa: E402
-import training  # noqa: E402
 from gpt_model import (BabyGPT, Vocabulary, generate, get_batch, reversed_windows,  # noqa: E402
                        sample_next, split)
 
@@ -338,24 +335,15 @@ def test_script_trains_classifies_samples_and_writes_metrics(text_file, tmp_path
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["gap"] == summary["gap"]
 
 
-def test_resume_after_sigterm_is_bit_identical(text_file, tmp_path, monkeypatch):
+def test_resume_after_sigterm_is_bit_identical(text_file, tmp_path, sigterm_at_step):
     args = ("--steps", "8", "--classify-steps", "0")
     babygpt.main(_cli(text_file, tmp_path / "full", *args))
-    calls = {"n": 0}
-    update = training.ProgressBar.update
-
-    def update_then_interrupt(self, n, metrics_fn):
-        update(self, n, metrics_fn)
-        calls["n"] += 1
-        if calls["n"] == 6:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(training.ProgressBar, "update", update_then_interrupt)
+    disarm = sigterm_at_step(6)
     with pytest.raises(SystemExit) as stop:
         babygpt.main(_cli(text_file, tmp_path / "cut", *args))
     assert stop.value.code == 130
     assert load_checkpoint(str(tmp_path / "cut" / "checkpoint.npz"))["step"] == 6
-    monkeypatch.setattr(training.ProgressBar, "update", update)
+    disarm()
     babygpt.main(_cli(text_file, tmp_path / "cut", *args, "--resume"))
     full = load_checkpoint(str(tmp_path / "full" / "checkpoint.npz"))
     cut = load_checkpoint(str(tmp_path / "cut" / "checkpoint.npz"))

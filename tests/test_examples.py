@@ -9,7 +9,6 @@ checkpoint survives); a diverging loss stops the run with a clear message.
 import json
 import os
 import pathlib
-import signal
 import sys
 
 import numpy as np
@@ -19,7 +18,6 @@ from minigrad.checkpoint import load_checkpoint
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 import mnist_mlp  # noqa: E402
-import training  # noqa: E402
 
 
 def _args(data_dir, out, *extra):
@@ -48,25 +46,17 @@ def test_training_writes_metrics_and_checkpoint_and_learns(data_dir, tmp_path):
     assert load_checkpoint(str(tmp_path / "run" / "checkpoint.npz"))["epoch"] == 8
 
 
-def test_resume_after_sigterm_mid_epoch_is_bit_identical(data_dir, tmp_path, monkeypatch):
+def test_resume_after_sigterm_mid_epoch_is_bit_identical(data_dir, tmp_path,
+                                                         sigterm_at_step):
     mnist_mlp.main(_args(data_dir, tmp_path / "full", "--epochs", "3"))
 
-    steps = {"n": 0}
-    update = training.ProgressBar.update
-
-    def update_then_interrupt(self, n, metrics_fn):
-        update(self, n, metrics_fn)
-        steps["n"] += 1
-        if steps["n"] == 9:     # batch 3 of epoch 2 (6 batches per epoch)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(training.ProgressBar, "update", update_then_interrupt)
+    disarm = sigterm_at_step(9)     # batch 3 of epoch 2 (6 batches per epoch)
     with pytest.raises(SystemExit) as stop:
         mnist_mlp.main(_args(data_dir, tmp_path / "cut", "--epochs", "3"))
     assert stop.value.code == 130
     state = load_checkpoint(str(tmp_path / "cut" / "checkpoint.npz"))
     assert (state["epoch"], state["loader"]["position"]) == (1, 3)
-    monkeypatch.setattr(training.ProgressBar, "update", update)
+    disarm()
 
     history = mnist_mlp.main(_args(data_dir, tmp_path / "cut", "--epochs", "3", "--resume"))
     _assert_same_weights(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))
@@ -108,25 +98,16 @@ def test_bad_dropout_probability_is_refused(data_dir, tmp_path):
 
 
 def test_cosine_schedule_decays_the_learning_rate_and_resumes_exactly(data_dir, tmp_path,
-                                                                      monkeypatch):
+                                                                      sigterm_at_step):
     flags = ("--epochs", "4", "--schedule", "cosine")
     full = mnist_mlp.main(_args(data_dir, tmp_path / "full", *flags))
     # lr used in epoch e (1-based) of 4: 0.1 * (1 + cos(pi * (e - 1) / 4)) / 2
     expected = [0.1 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)]
     assert np.allclose([h["lr"] for h in full], expected)
 
-    steps = {"n": 0}
-    update = training.ProgressBar.update
-
-    def update_then_interrupt(self, n, metrics_fn):
-        update(self, n, metrics_fn)
-        steps["n"] += 1
-        if steps["n"] == 16:     # batch 4 of epoch 3: the schedule has stepped twice
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(training.ProgressBar, "update", update_then_interrupt)
+    disarm = sigterm_at_step(16)    # batch 4 of epoch 3: the schedule has stepped twice
     with pytest.raises(SystemExit):
         mnist_mlp.main(_args(data_dir, tmp_path / "cut", *flags))
-    monkeypatch.setattr(training.ProgressBar, "update", update)
+    disarm()
     mnist_mlp.main(_args(data_dir, tmp_path / "cut", *flags, "--resume"))
     _assert_same_weights(_weights(tmp_path / "full"), _weights(tmp_path / "cut"))

@@ -10,7 +10,6 @@ import itertools
 import json
 import os
 import pathlib
-import signal
 import sys
 
 import numpy as np
@@ -25,7 +24,6 @@ from minigrad.checkpoint import load_checkpoint
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 import mnist_cnn  # noqa: E402
 import residual_mlp  # noqa: E402
-import training  # noqa: E402
 
 
 def _cnn_args(data_dir, out, *extra):
@@ -63,26 +61,18 @@ def test_cnn_runs_on_the_strict_backend_without_hidden_host_copies(data_dir, tmp
     assert np.isfinite(history[-1]["test_loss"])
 
 
-def test_cnn_resume_after_sigterm_mid_epoch_is_bit_identical(data_dir, tmp_path, monkeypatch):
+def test_cnn_resume_after_sigterm_mid_epoch_is_bit_identical(data_dir, tmp_path,
+                                                             sigterm_at_step):
     extra = ("--epochs", "3", "--spatial", "dropblock", "--batch-norm")
     mnist_cnn.main(_cnn_args(data_dir, tmp_path / "full", *extra))
 
-    steps = {"n": 0}
-    update = training.ProgressBar.update
-
-    def update_then_interrupt(self, n, metrics_fn):
-        update(self, n, metrics_fn)
-        steps["n"] += 1
-        if steps["n"] == 9:     # batch 3 of epoch 2 (6 batches per epoch)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(training.ProgressBar, "update", update_then_interrupt)
+    disarm = sigterm_at_step(9)     # batch 3 of epoch 2 (6 batches per epoch)
     with pytest.raises(SystemExit) as stop:
         mnist_cnn.main(_cnn_args(data_dir, tmp_path / "cut", *extra))
     assert stop.value.code == 130
     state = load_checkpoint(str(tmp_path / "cut" / "checkpoint.npz"))
     assert (state["epoch"], state["loader"]["position"]) == (1, 3)
-    monkeypatch.setattr(training.ProgressBar, "update", update)
+    disarm()
 
     mnist_cnn.main(_cnn_args(data_dir, tmp_path / "cut", *extra, "--resume"))
     full, cut = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
