@@ -16,14 +16,22 @@ or cupy) and a StreamKey, a Generator, or ``None`` for the default generator.
 """
 import itertools
 import math
-import operator
 import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
 
 import numpy as np
+
+from minigrad.generator import GOLDEN as _GOLDEN
+from minigrad.generator import MASK32 as _MASK32
+from minigrad.generator import MASK64 as _MASK64
+from minigrad.generator import MIX1 as _MIX1
+from minigrad.generator import MIX2 as _MIX2
+from minigrad.generator import (Generator, StreamKey, default_generator,  # noqa: F401
+                                manual_seed)
+from minigrad.generator import as_key as _as_key
+from minigrad.generator import splitmix64 as _splitmix64
 
 __all__ = [
     "StreamKey", "Generator", "default_generator", "manual_seed", "keep_threshold",
@@ -31,8 +39,7 @@ __all__ = [
     "get_num_threads", "hash_kernel", "HASH_KERNEL_PREAMBLE", "HASH_KERNEL_SOURCE",
 ]
 
-_MASK24, _MASK32, _MASK64 = (1 << 24) - 1, (1 << 32) - 1, (1 << 64) - 1
-_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_MASK24 = (1 << 24) - 1
 _WORD_SALTS = (0x5851F42D4C957F2D, 0xD1B54A32D192ED03, 0xA0761D6478BD642F)
 _LANE_SALT = 0xE7037ED1A0B428DB
 _UINT_OF_SIZE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -61,35 +68,6 @@ h = (top << 24) | ((unsigned int)(zb >> ((i & 1) * 32)) >> 8);
 """
 
 
-def _splitmix64(z):
-    """Return the SplitMix64 output for state ``z`` (Python ints, wrapped to 64 bits)."""
-    z = (z + _GOLDEN) & _MASK64
-    z = ((z ^ (z >> 30)) * _MIX1) & _MASK64
-    z = ((z ^ (z >> 27)) * _MIX2) & _MASK64
-    return z ^ (z >> 31)
-
-
-class StreamKey(NamedTuple):
-    """Immutable key of one draw: where it came from (seed, counter) and its hash words."""
-
-    seed: int
-    counter: int
-    k0: int
-    k1: int
-
-    @classmethod
-    def from_seed(cls, seed, counter):
-        """Derive the key of draw number ``counter`` of a generator seeded with ``seed``.
-
-        (k0, k1) is output ``counter`` of a SplitMix64 sequence started from the mixed seed,
-        so nearby seeds and consecutive counters give unrelated keys.
-        """
-        seed = operator.index(seed) & _MASK64
-        counter = operator.index(counter) & _MASK64
-        z = _splitmix64((_splitmix64(seed) + counter * _GOLDEN) & _MASK64)
-        return cls(seed, counter, z & _MASK32, z >> 32)
-
-
 def _words(key):
     """The four 64-bit hash words: lane A key and mid-way key, lane B key and mid-way key."""
     word = (key.k1 << 32) | key.k0
@@ -100,76 +78,6 @@ def _lane(key):
     """Return the key of an independent second stream tied to ``key`` (for Box-Muller)."""
     z = _splitmix64(((key.k1 << 32) | key.k0) ^ _LANE_SALT)
     return StreamKey(key.seed, key.counter, z & _MASK32, z >> 32)
-
-
-class Generator:
-    """A seed plus a call counter; each draw consumes one counter value (one stream).
-
-    Draws share no state with NumPy or CuPy, so results are identical on every backend and
-    reproducible from ``get_state()``.
-    """
-
-    def __init__(self, seed=0):
-        self._lock = threading.Lock()
-        self.manual_seed(seed)
-
-    def manual_seed(self, seed):
-        """Reset to ``seed`` (any int, taken modulo 2**64) with the counter at zero."""
-        with self._lock:
-            self._seed, self._counter = operator.index(seed) & _MASK64, 0
-        return self
-
-    @property
-    def seed(self):
-        """The 64-bit seed."""
-        return self._seed
-
-    @property
-    def counter(self):
-        """The number of streams drawn since seeding (the next counter value)."""
-        return self._counter
-
-    def next_key(self):
-        """Consume one counter value and return its key; the key alone regenerates the draw."""
-        with self._lock:
-            counter, self._counter = self._counter, (self._counter + 1) & _MASK64
-            return StreamKey.from_seed(self._seed, counter)
-
-    def get_state(self):
-        """Return the state as a plain dict of ints, suitable for checkpoints."""
-        with self._lock:
-            return {"seed": self._seed, "counter": self._counter}
-
-    def set_state(self, state):
-        """Restore a state produced by :meth:`get_state`."""
-        seed = operator.index(state["seed"]) & _MASK64
-        counter = operator.index(state["counter"]) & _MASK64
-        with self._lock:
-            self._seed, self._counter = seed, counter
-
-
-_default = Generator(0)
-
-
-def default_generator():
-    """Return the module-level generator used when no key or generator is given."""
-    return _default
-
-
-def manual_seed(seed):
-    """Reseed the default generator (counter back to zero) and return it."""
-    return _default.manual_seed(seed)
-
-
-def _as_key(key):
-    """Turn a StreamKey, a Generator, or None (default generator) into a StreamKey."""
-    if key is None:
-        key = _default
-    if isinstance(key, Generator):
-        return key.next_key()
-    if isinstance(key, StreamKey):
-        return key
-    raise TypeError(f"expected StreamKey, Generator or None, got {type(key).__name__}")
 
 
 _num_threads = max(1, min(os.cpu_count() or 1, 8))
