@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from layers.linear import _uniform
+from layers.linear import uniform_init
 from layers.module import Module, Parameter
 from minigrad.backend import xp_for_device
 from minigrad.ops.conv import _pair, _pool_args, avg_pool2d, conv2d, max_pool2d
@@ -51,8 +51,8 @@ class Conv2d(Module):
         kh, kw = self.kernel_size
         bound = 1 / math.sqrt(in_channels // groups * kh * kw)
         shape = (out_channels, in_channels // groups, kh, kw)
-        self.weight = Parameter(_uniform(xp, shape, bound, dtype, generator))
-        self.bias = Parameter(_uniform(xp, (out_channels,), bound, dtype, generator)) \
+        self.weight = Parameter(uniform_init(xp, shape, bound, dtype, generator))
+        self.bias = Parameter(uniform_init(xp, (out_channels,), bound, dtype, generator)) \
             if bias else None
 
     def forward(self, x):

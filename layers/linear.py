@@ -36,9 +36,9 @@ class Linear(Module):
         self.in_features, self.out_features = in_features, out_features
         xp = xp_for_device(device)
         bound = 1 / math.sqrt(in_features)
-        self.weight = Parameter(_uniform(xp, (out_features, in_features), bound, dtype,
-                                         generator))
-        self.bias = Parameter(_uniform(xp, (out_features,), bound, dtype, generator)) \
+        shape = (out_features, in_features)
+        self.weight = Parameter(uniform_init(xp, shape, bound, dtype, generator))
+        self.bias = Parameter(uniform_init(xp, (out_features,), bound, dtype, generator)) \
             if bias else None
 
     def forward(self, x):
@@ -48,7 +48,7 @@ class Linear(Module):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
 
 
-def _uniform(xp, shape, bound, dtype, generator):
+def uniform_init(xp, shape, bound, dtype, generator):
     """Uniform(-bound, bound) from the counter-based generator, in ``dtype``."""
     u = random.uniform(xp, shape, generator, dtype=np.float64)
     return ((2 * u - 1) * bound).astype(dtype)

@@ -163,10 +163,8 @@ class Tensor:
         """A Python or NumPy constant, made to combine without changing this tensor's dtype."""
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, np.generic):
-            return other.item()    # np.float64(2) would promote float32 to float64
-        if isinstance(other, (bool, int, float)):
-            return other    # NumPy 2 keeps the array's dtype for Python scalars
+        if isinstance(other, (bool, int, float, np.generic)):
+            return other    # Function.__call__ turns NumPy scalars into Python numbers
         if type(other) in _XP_BY_TYPE:
             array = other
         elif isinstance(other, (list, tuple)):
